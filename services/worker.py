@@ -44,6 +44,9 @@ class WorkerConfig:
     """Hard time limit of one evaluation task."""
     prune_time_limit_s: int = 900
     """Hard time limit of one prune task."""
+    shutdown_timeout_s: float = 60.0
+    """On SIGTERM, how long a running task may go on before it is stopped and put
+    back on its queue (late acknowledgement); stop grace periods must be longer."""
 
     def __post_init__(self):
         for field in (
@@ -89,6 +92,8 @@ def make_app(config: WorkerConfig) -> Celery:
             EVALUATE: {"time_limit": config.evaluate_time_limit_s},
             PRUNE: {"time_limit": config.prune_time_limit_s},
         },
+        worker_soft_shutdown_timeout=config.shutdown_timeout_s,
+        worker_enable_soft_shutdown_on_idle=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,

@@ -1,0 +1,5 @@
+import sys
+
+from palm.cli import main
+
+sys.exit(main())

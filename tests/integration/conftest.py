@@ -1,0 +1,158 @@
+"""Real parts for integration tests: a private redis-server and real worker processes.
+
+Nothing here touches the machine's own Redis: each session starts its own server on
+a free port, with no persistence, and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+PALM = [sys.executable, "-m", "palm.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)  # polling a state change, with a deadline
+
+
+class RedisServer:
+    """A private redis-server process that can be stopped and started again."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(self.workdir),
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), 20, "redis-server to answer")
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()  # each test starts with an empty broker
+    client.close()
+    return redis_server.url
+
+
+class Workers:
+    """Real `palm worker KIND` processes, each in its own process group."""
+
+    def __init__(self, broker: str, store: str, logdir: Path):
+        self.broker, self.store, self.logdir = broker, store, logdir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, kind: str, *extra: str) -> subprocess.Popen:
+        log = open(self.logdir / f"{kind}.log", "ab")  # noqa: SIM115 - closed in stop
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [
+                *PALM,
+                "worker",
+                kind,
+                "--broker",
+                self.broker,
+                "--store",
+                self.store,
+                "--hostname",
+                f"{kind}-{len(self.procs)}@test",
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        proc.log = log
+        self.procs[f"{kind}-{len(self.procs)}"] = proc
+        return proc
+
+    def log_text(self, kind: str) -> str:
+        return (self.logdir / f"{kind}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            proc.log.close()
+        self.procs.clear()
+
+
+@pytest.fixture
+def workers(redis_url, tmp_path):
+    store = tmp_path / "store"
+    pool = Workers(redis_url, str(store), tmp_path)
+    yield pool
+    pool.stop()
