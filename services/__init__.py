@@ -1,0 +1,1 @@
+"""PALM's processes: one package per service, each over the `palm` library."""
