@@ -20,11 +20,10 @@ import numpy as np
 
 from palm import builds
 from palm.errors import InputError, NotFound
+from palm.portfolio import FORMAT, Portfolio
 from palm.store import Store
 
 log = logging.getLogger(__name__)
-
-FORMAT = "palm.portfolio/1"
 
 # Called with the written portfolio and its URL, e.g. to announce it on Redis.
 Publish = Callable[[dict[str, Any], str], None]
@@ -81,6 +80,8 @@ def prune_build(
     else:
         portfolio = _select(store, build, spec, matrix)
         portfolio["inputs"] = inputs
+        # The router's own reader checks it first: never publish one it would refuse.
+        Portfolio.from_dict({**portfolio, "version": 1}, source=f"build {build}")
         portfolio = _write_version(store, build, portfolio, latest)
         log.info(
             "prune %s: version %d, %d of %d policies kept (%s), certified gaps "

@@ -11,7 +11,6 @@ task is recorded as failed in the store, where `palm build status` sees it and
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from typing import Any
@@ -208,16 +207,11 @@ def _publisher(config: WorkerConfig):
     def publish(portfolio: dict[str, Any], url: str) -> None:
         import redis
 
-        from palm.portfolio import PORTFOLIO_CHANNEL
+        from palm.portfolio import Portfolio, publish_version
 
-        message = {
-            "build": portfolio["build"],
-            "version": portfolio["version"],
-            "portfolio": url,
-        }
         client = redis.Redis.from_url(config.broker_url)
         try:
-            receivers = client.publish(PORTFOLIO_CHANNEL, json.dumps(message))
+            receivers = publish_version(client, Portfolio.from_dict(portfolio), url)
         finally:
             client.close()
         log.info(

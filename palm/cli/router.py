@@ -67,6 +67,16 @@ def _register_serve(sub) -> None:
     )
     p.set_defaults(func=_serve)
 
+    h = router_sub.add_parser(
+        "health",
+        help="ask a router's standard health service; exit 0 when SERVING",
+        description="Calls grpc.health.v1.Health/Check; for container health checks.",
+    )
+    h.add_argument("--target", default=DEFAULT_TARGET, help="router HOST:PORT")
+    h.add_argument("--tls-root", help="PEM root certificate: connect with TLS")
+    h.add_argument("--timeout", type=float, default=3.0, help="seconds")
+    h.set_defaults(func=_health)
+
 
 def _serve(args: argparse.Namespace) -> int:
     from services.router.config import RouterConfig
@@ -94,6 +104,28 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     return serve(config)
+
+
+def _health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if args.tls_root:
+        with open(args.tls_root, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        channel = grpc.secure_channel(args.target, creds)
+    else:
+        channel = grpc.insecure_channel(args.target)
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
+        except grpc.RpcError as e:
+            print(f"{args.target}: {e.code().name}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.target}: {status}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
