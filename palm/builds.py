@@ -80,6 +80,7 @@ def plan_policies(spec) -> list[dict[str, Any]]:
 def prepare(spec, store: Store, build: str | None = None) -> str:
     """Write a new build's spec and policy list, with its base model in the store."""
     build = build or new_build_id(spec.name)
+    spec.reward_functions()  # every reward loads here, before any task is enqueued
     base = ensure_base_model(spec, store)
     record = {"build": build, "base_model": base, "spec": spec.to_dict()}
     store.write_json(spec_path(build), record, exclusive=True)

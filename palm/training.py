@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from palm import builds
 from palm.store import Store
@@ -116,6 +116,8 @@ def _run_grpo(store, build, spec, policy, weight, workdir, progress):
         peft_config=lora,
         callbacks=[recorder],
     )
+    # Steps are logged by the recorder, one line each; the printer would repeat them.
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
     trainer.model.save_pretrained(str(workdir / "adapter"))
     return {

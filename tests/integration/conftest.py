@@ -84,6 +84,24 @@ def _pings(client) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache():
+    """Builds pretrain into the same cache as the `support_model` fixture; worker
+    processes inherit it through the environment."""
+    previous = os.environ.get("PALM_CACHE")
+    os.environ["PALM_CACHE"] = str(ROOT / ".cache")
+    yield
+    if previous is None:
+        os.environ.pop("PALM_CACHE", None)
+    else:
+        os.environ["PALM_CACHE"] = previous
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture():
+    return wait_for
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))
