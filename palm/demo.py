@@ -98,7 +98,9 @@ def _ask_router(spec, store: Store, build: str) -> list[dict[str, Any]]:
     server = RouterServer(config)
     server.start()
     print(f"    listening on 127.0.0.1:{server.port}")
-    prompt = get_task(spec.task).prompts("eval", 1, seed=spec.seed + 1)[0].text
+    # A ticket with several facts, so the profiles' replies can differ in them.
+    candidates = get_task(spec.task).prompts("eval", 20, seed=spec.seed + 1)
+    prompt = max(candidates, key=lambda p: len(p.facts)).text
     print(textwrap.indent(prompt.strip(), "    | "))
     funcs = [rewards.resolve(o.reward) for o in spec.objectives]
     rows = []

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import warnings
 
 from palm.errors import InputError, PalmError
 
@@ -38,7 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """The CLI narrates its own progress; library bars and notices would drown it."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # TODO: drop once trl stops passing transformers' renamed gradient_checkpointing
+    # arguments (trl 1.16 with transformers 5.24 warns on every trainer).
+    warnings.filterwarnings(
+        "ignore",
+        message=".* is deprecated and will be removed in v6",
+        category=FutureWarning,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
