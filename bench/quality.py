@@ -473,7 +473,7 @@ def save_curves(path: Path, panels: list[tuple[str, list[dict]]]) -> None:
     matplotlib.use("Agg")  # files only; no display on a server
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.6 * len(panels), 8.0), 3.4))
     for ax, (title, runs) in zip(np.atleast_1d(axes), panels, strict=True):
         draw_panel(ax, runs, title)
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()

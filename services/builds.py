@@ -16,6 +16,7 @@ from celery import chain, chord, group
 from celery.result import AsyncResult
 
 from palm import builds
+from palm.errors import InputError
 from palm.store import Store
 from services.worker import EVALUATE, PRUNE, QUEUES, TRAIN, make_app
 
@@ -30,6 +31,12 @@ def _tasks_key(build: str) -> str:
 
 def submit(config, spec) -> dict[str, Any]:
     """Write a new build to the store and enqueue all of it."""
+    if spec.training.time_limit_s > config.train_time_limit_s:
+        raise InputError(
+            f"training.time_limit_s is {spec.training.time_limit_s:g}; the workers "
+            f"allow at most {config.train_time_limit_s} s per training task (their "
+            "broker visibility timeout is sized from it): lower it in the spec"
+        )
     store = Store(config.store_url)
     build = builds.prepare(spec, store)
     return {"build": build, **enqueue_missing(config, build)}
@@ -44,12 +51,19 @@ def enqueue_missing(config, build: str) -> dict[str, Any]:
         store.delete(builds.failure_path(build, policy))
     trained, evaluated = set(done["trained"]), set(done["evaluated"])
     ids: dict[str, str] = {}
+    # The spec's own limit for a training task, within the workers' cap.
+    train_limit = min(
+        builds.load_spec(store, build).training.time_limit_s, config.train_time_limit_s
+    )
 
     def task(name: str, *args: str):
         # Ids are chosen here so status can find every task on the broker.
         task_id = uuid.uuid4().hex
         ids[f"{name.split('.')[-1]}:{args[-1]}"] = task_id
-        return app.signature(name, args=list(args), immutable=True, task_id=task_id)
+        limits = {"time_limit": train_limit} if name == TRAIN else {}
+        return app.signature(
+            name, args=list(args), immutable=True, task_id=task_id, **limits
+        )
 
     header = []
     for policy in done["policies"]:
