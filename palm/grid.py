@@ -100,10 +100,15 @@ def _level_count_exact(alpha: float, mu: float) -> int:
 def geometric_grid(d: int, alpha: float, mu: float) -> np.ndarray:
     """The grid as an (m, d) array of weight vectors on the simplex, no duplicates."""
     d = _check_d(d)
-    size = grid_size(d, alpha, mu)
-    if size > MAX_GRID_VECTORS:
+    alpha, mu = _check_alpha_mu(alpha, mu)
+    # |L|^(d-1) bounds the size from below: a huge d is refused by logarithms,
+    # before the exact size (a power with d digits' worth of work) is computed.
+    at_least = (d - 1) * math.log(_level_count(alpha, mu))
+    size = None if at_least > math.log(MAX_GRID_VECTORS) else grid_size(d, alpha, mu)
+    if size is None or size > MAX_GRID_VECTORS:
+        count = f"{size:,}" if size is not None else f"more than {MAX_GRID_VECTORS:,}"
         raise InputError(
-            f"the grid for objectives={d}, alpha={alpha}, mu={mu} has {size:,} "
+            f"the grid for objectives={d}, alpha={alpha}, mu={mu} has {count} "
             f"vectors, over the limit of {MAX_GRID_VECTORS:,} (one policy each); "
             "raise alpha or mu"
         )

@@ -163,7 +163,12 @@ def normalise_weights(
             raise InputError(
                 f"weights: the weight of {name} is {w}; weights must be >= 0"
             )
-    total = math.fsum(weights)
+    try:
+        total = math.fsum(weights)
+    except OverflowError:  # huge weights: scale by the largest first, ratios stay
+        top = max(weights)
+        weights = [w / top for w in weights]
+        total = math.fsum(weights)
     if total <= 0:
         raise InputError("weights are all zero: at least one weight must be > 0")
     return [w / total for w in weights]

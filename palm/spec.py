@@ -384,6 +384,11 @@ def load_spec(path: str | Path) -> BuildSpec:
         text = path.read_text()
     except OSError as e:
         raise SpecError([f"cannot be read: {e.strerror}"], source=str(path)) from e
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            [f"is not UTF-8 text (byte {e.start}); a spec is a TOML file"],
+            source=str(path),
+        ) from e
     return parse_spec(text, source=str(path), base_dir=path.parent)
 
 

@@ -11,14 +11,17 @@ Layout under the store's root URL::
     builds/<build>/portfolio.json           the latest version, replaced whole
 
 Every write is atomic. A file is written aside and renamed (or put whole on object
-stores, where a put is atomic). A folder is written aside with a `_COMPLETE` marker
-last, then renamed into place; a reader treats a folder without the marker as absent,
-so a worker killed halfway never leaves something that looks finished. Writing a
-thing that is already there keeps the first copy: tasks run twice leave one result.
+stores, where a put is atomic). A folder is written aside (a hidden `.NAME.staging-*`
+sibling) with a `_COMPLETE` marker last, then renamed into place; a reader treats a
+folder without the marker as absent, so a worker killed halfway never leaves something
+that looks finished, and the next publish of that folder sweeps its leftovers away.
+Writing a thing that is already there keeps the first copy: tasks run twice leave one
+result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -148,31 +151,56 @@ class Store:
         if self.has_dir(rel):
             return False
         target = self.path(rel)
-        staging = f"{target}.staging-{uuid.uuid4().hex[:12]}"
+        parent, name = posixpath.split(target)
+        # Hidden (a leading '.'), so `list` never shows the folder of a writer that
+        # was killed halfway; the next successful publish sweeps it away.
+        staging = posixpath.join(parent, f".{name}.staging-{uuid.uuid4().hex[:12]}")
         try:
             if self.local:
                 shutil.copytree(local_dir, staging)
             else:
                 self.fs.put(str(local_dir).rstrip("/") + "/", staging, recursive=True)
             self.fs.pipe_file(posixpath.join(staging, COMPLETE), b"")
-            if self.fs.exists(target):
-                # A partial folder from a killed writer (no marker): replace it.
-                if self.has_dir(rel):
-                    return False
-                self.fs.rm(target, recursive=True)
-            if self.local:
-                try:
-                    os.rename(staging, target)
-                except OSError:
-                    if self.has_dir(rel):  # a twin task won the race
-                        return False
-                    raise
-            else:
-                self.fs.mv(staging, target, recursive=True)
-            return True
+            published = self._move_into_place(staging, target, rel)
+        except OSError:
+            if self.has_dir(rel):  # a twin task published first (and swept ours)
+                return False
+            raise
         finally:
-            if self.fs.exists(staging):
-                self.fs.rm(staging, recursive=True)
+            # A twin's sweep may remove it first: gone is what we want either way.
+            with contextlib.suppress(FileNotFoundError):
+                if self.fs.exists(staging):
+                    self.fs.rm(staging, recursive=True)
+        if published:
+            self._sweep_staging(parent, name)
+        return published
+
+    def _move_into_place(self, staging: str, target: str, rel: str) -> bool:
+        if self.fs.exists(target):
+            # A partial folder from a killed writer (no marker): replace it.
+            if self.has_dir(rel):
+                return False
+            self.fs.rm(target, recursive=True)
+        if self.local:
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if self.has_dir(rel):  # a twin task won the race
+                    return False
+                raise
+        else:
+            self.fs.mv(staging, target, recursive=True)
+        return True
+
+    def _sweep_staging(self, parent: str, name: str) -> None:
+        """Remove the staging folders that killed writers left beside `name`."""
+        prefix = f".{name}.staging-"
+        for path in self.fs.ls(parent, detail=False):
+            if posixpath.basename(path.rstrip("/")).startswith(prefix):
+                try:
+                    self.fs.rm(path, recursive=True)
+                except OSError as e:  # a live twin still writing it: it gives up
+                    log.debug("staging folder %s not removed: %s", path, e)
 
     def local_dir(self, rel: str, cache: str | Path | None = None) -> str:
         """A local path holding the complete folder `rel` (downloaded if remote)."""

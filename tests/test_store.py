@@ -2,6 +2,9 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +98,40 @@ def test_store_memory_filesystem_round_trip(tmp_path):
         assert json.load(f) == {"r": 8}
     store.write_json("x.json", [1])
     assert store.read_json("x.json") == [1]
+
+
+def test_store_put_dir_killed_halfway_leaves_nothing_visible(store, tmp_path):
+    src = tmp_path / "adapter"
+    src.mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (src / name).write_bytes(name.encode() * 100)
+    # A real writer process, killed by SIGKILL after its first file is copied.
+    script = (
+        "import os, shutil, signal, sys\n"
+        "from palm.store import Store\n"
+        "copy = shutil.copyfile\n"
+        "def copy_then_die(*args, **kwargs):\n"
+        "    copy(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "shutil.copyfile = copy_then_die\n"
+        "Store(sys.argv[1]).put_dir(sys.argv[2], 'builds/b/policies/p0/adapter')\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, store.url, str(src)], timeout=120
+    )
+    assert killed.returncode == -signal.SIGKILL
+    policy = store.path("builds/b/policies/p0")
+    leftovers = os.listdir(policy)
+    assert len(leftovers) == 1 and leftovers[0].startswith(".adapter.staging-")
+    assert store.list("builds/b/policies/p0") == []
+    assert not store.has_dir("builds/b/policies/p0/adapter")
+
+    # The next writer publishes whole and sweeps the dead writer's staging away.
+    assert store.put_dir(src, "builds/b/policies/p0/adapter")
+    assert os.listdir(policy) == ["adapter"]
+    assert sorted(os.listdir(os.path.join(policy, "adapter"))) == [
+        COMPLETE,
+        "a.bin",
+        "b.bin",
+        "c.bin",
+    ]

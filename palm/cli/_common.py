@@ -42,6 +42,10 @@ def read_json_file(path: str, what: str) -> Any:
         text = Path(path).read_text()
     except OSError as e:
         raise InputError(f"{what} {path!r} cannot be read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{what} {path!r} is not UTF-8 text (byte {e.start}): give a JSON file"
+        ) from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

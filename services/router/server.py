@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -104,7 +105,9 @@ class RouterServer:
     # -- assembly ------------------------------------------------------------
     def _grpc_server(self, config: RouterConfig) -> grpc.Server:
         token = config.read_token()
-        interceptors = [BearerToken(token)] if token else []
+        # Outermost first: a caller without the token is refused before its bytes
+        # are read, and bytes that are no message are the caller's error.
+        interceptors = [MalformedRequests()] + ([BearerToken(token)] if token else [])
         server = grpc.server(
             futures.ThreadPoolExecutor(
                 max_workers=config.handler_threads, thread_name_prefix="router-rpc"
@@ -246,6 +249,67 @@ class BearerToken(grpc.ServerInterceptor):
             ):
                 return continuation(handler_call_details)
         return self._deny
+
+
+class MalformedRequests(grpc.ServerInterceptor):
+    """Bytes that do not decode as the request message are INVALID_ARGUMENT.
+
+    grpcio answers them with INTERNAL, as if the server had failed; the fault is
+    the caller's, so the caller is told so. Streaming requests are left as they are
+    (only reflection takes one).
+    """
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.request_streaming
+            or handler.request_deserializer is None
+        ):
+            return handler
+        method = handler_call_details.method
+        parse = handler.request_deserializer
+
+        def deserialize(raw: bytes) -> Any:
+            try:
+                return parse(raw)
+            except DecodeError as e:
+                return _Malformed(
+                    f"the request to {method} is not a valid message: {e}"
+                )
+
+        if handler.response_streaming:
+            stream = handler.unary_stream
+
+            def unary_stream(request, context):
+                _refuse_malformed(request, context, method)
+                yield from stream(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, deserialize, handler.response_serializer
+            )
+        unary = handler.unary_unary
+
+        def unary_unary(request, context):
+            _refuse_malformed(request, context, method)
+            return unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, deserialize, handler.response_serializer
+        )
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """Stands for a request that could not be decoded, with the reason."""
+
+    reason: str
+
+
+def _refuse_malformed(request: Any, context: grpc.ServicerContext, method: str):
+    if isinstance(request, _Malformed):
+        log.info("%s code=INVALID_ARGUMENT malformed request", method)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
 
 
 class _Call:
@@ -411,8 +475,10 @@ class RouterServicer(pb_grpc.RouterServicer):
     def _observe(self, rpc: str, context) -> Iterator[_Call]:
         """Map errors to statuses, then log one INFO line and record metrics."""
         call, start, detail = _Call(rpc), time.perf_counter(), ""
+        failed = True
         try:
             yield call
+            failed = False
         except InputError as e:
             call.code, detail = grpc.StatusCode.INVALID_ARGUMENT, str(e)
         except QueueFull as e:
@@ -437,8 +503,10 @@ class RouterServicer(pb_grpc.RouterServicer):
                 call.code.name,
                 seconds,
             )
-        if call.code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
-            context.abort(call.code, detail)
+        # A failure is always ended by abort, even on a call the client has left:
+        # a handler that just returned would hand grpc no reply (None) to send.
+        if failed or call.code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            context.abort(call.code, detail or "the call was cancelled")
 
 
 def _events(job: Job) -> Iterator[tuple[str, Any, int]]:

@@ -148,3 +148,18 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         client.close()
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed key and certificate for localhost and 127.0.0.1 (openssl)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert

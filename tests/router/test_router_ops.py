@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,20 +16,6 @@ from palm.router.v1 import router_pb2_grpc as pb_grpc
 from .conftest import WAIT_S, Gate, channel_to, wait_until
 
 TOKEN = "s3cret-token-for-tests"
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
-        + ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
-    return key, cert
 
 
 @pytest.fixture(scope="module")
