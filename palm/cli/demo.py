@@ -29,6 +29,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from palm.demo import run_demo
 
-    # The demo narrates its own stages; library logs would drown them.
+    # The demo narrates its own stages; library logs would drown them, except the
+    # pretraining's progress lines, the one long wait without a bar.
     logging.getLogger("palm").setLevel(logging.WARNING)
+    logging.getLogger("palm.pretrain").setLevel(logging.INFO)
     return run_demo(args.spec, args.store, args.out, fresh=args.fresh)
