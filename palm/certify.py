@@ -42,13 +42,20 @@ _ZERO = 1e-9
 
 @dataclass(frozen=True)
 class Gap:
-    """A worst-case gap and a weight vector at which it is attained."""
+    """A worst-case gap over the simplex and a weight vector at which it is attained.
+
+    The one type for a gap: the certificate computes it and the portfolio file (and
+    the router) carry it, so the weight is kept as a plain tuple of floats.
+    """
 
     gap: float
-    weight: np.ndarray  # (d,) on the simplex
+    weight: tuple[float, ...]  # (d,) on the simplex
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", tuple(float(x) for x in self.weight))
 
     def to_json(self) -> dict[str, Any]:
-        return {"gap": self.gap, "weight": [float(x) for x in self.weight]}
+        return {"gap": self.gap, "weight": list(self.weight)}
 
 
 @dataclass(frozen=True)

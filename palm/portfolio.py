@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from palm.certify import Certificate, Gap
 from palm.errors import InputError
 from palm.store import Store
 
@@ -37,31 +38,6 @@ PORTFOLIO_CHANNEL = "palm:portfolios"
 
 # Member ids become adapter names (peft forbids '.') and appear in metrics labels.
 _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A worst-case gap over the simplex and the weight vector that attains it."""
-
-    gap: float
-    weight: tuple[float, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"gap": self.gap, "weight": list(self.weight)}
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """The portfolio's exact worst-case gaps against every trained policy."""
-
-    multiplicative: Gap
-    additive: Gap
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "multiplicative": self.multiplicative.to_dict(),
-            "additive": self.additive.to_dict(),
-        }
 
 
 @dataclass(frozen=True)
@@ -118,7 +94,7 @@ class Portfolio:
             "delta": self.delta,
             "trained": self.trained,
             "members": [m.to_dict() for m in self.members],
-            "certificate": self.certificate.to_dict(),
+            "certificate": self.certificate.to_json(),
         }
 
     def member(self, member_id: str) -> Member:
