@@ -229,3 +229,16 @@ def open_location(url: str) -> tuple[Store, str]:
     """Split a location such as a member's adapter URL into (store, relative path)."""
     parent, name = posixpath.split(str(url).rstrip("/"))
     return Store(parent), name
+
+
+def local_folder(location: str, *, published: bool = True) -> str:
+    """A local folder holding `location`, downloaded if remote.
+
+    A published folder (an adapter, a bundled model) must carry its `_COMPLETE`
+    marker. A base model given by path in a spec was never published: with
+    `published=False` an existing local folder is used where it is.
+    """
+    if not published and os.path.isdir(location):
+        return str(location)
+    store, name = open_location(location)
+    return store.local_dir(name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from palm.errors import PalmError
 from palm.portfolio import PORTFOLIO_CHANNEL, load_portfolio
+from palm.store import local_folder
 
 if TYPE_CHECKING:
     from services.router.config import RouterConfig
@@ -73,8 +74,6 @@ class Reloader:
                 return False
 
     def _take_up(self, url: str) -> bool:
-        from services.router.server import local_folder
-
         portfolio = load_portfolio(url)
         current = self.router.served().portfolio
         if portfolio.version <= current.version:

@@ -29,7 +29,7 @@ from palm.errors import InputError, PalmError
 from palm.portfolio import Member, Portfolio, load_portfolio, normalise_weights
 from palm.router.v1 import router_pb2 as pb
 from palm.router.v1 import router_pb2_grpc as pb_grpc
-from palm.store import open_location
+from palm.store import local_folder
 from services.router.config import RouterConfig
 from services.router.engine import (
     Engine,
@@ -62,12 +62,6 @@ def adapter_name(version: int, member_id: str) -> str:
     return f"v{version}/{member_id}"
 
 
-def local_folder(url: str) -> str:
-    """A local copy of a complete folder (`_COMPLETE` marker), downloaded if remote."""
-    store, name = open_location(url)
-    return store.local_dir(name)
-
-
 class RouterServer:
     """The router process: build it, `start()`, and `stop()` on SIGTERM."""
 
@@ -79,7 +73,10 @@ class RouterServer:
         }
         folders = {adapters[m.id]: local_folder(m.adapter) for m in portfolio.members}
         model, tokenizer = load_model(
-            local_folder(portfolio.base_model), folders, config.device, config.threads
+            local_folder(portfolio.base_model, published=False),
+            folders,
+            config.device,
+            config.threads,
         )
         self.engine = Engine(
             model,

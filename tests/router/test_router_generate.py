@@ -11,8 +11,8 @@ import torch
 from palm.client import RouterClient
 from palm.router.v1 import router_pb2 as pb
 from palm.router.v1 import router_pb2_grpc as pb_grpc
+from palm.store import local_folder
 from services.router.engine import load_model
-from services.router.server import local_folder
 
 from .conftest import Gate, channel_to, wait_until
 

@@ -92,3 +92,26 @@ def test_route_unknown_service_health_is_not_found(router):
             health.Check(health_pb2.HealthCheckRequest(service="nope"))
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_route_serves_a_base_model_given_by_path(
+    start_router, portfolio_path, tmp_path
+):
+    """A spec may name any local model folder as its base; it is never published to
+    the store, so it has no `_COMPLETE` marker, and the router still loads it."""
+    import shutil
+
+    from palm.store import COMPLETE
+
+    doc = json.loads(portfolio_path.read_text())
+    base = tmp_path / "my-model"
+    shutil.copytree(doc["base_model"], base, ignore=shutil.ignore_patterns(COMPLETE))
+    assert not (base / COMPLETE).exists()
+    path = tmp_path / "portfolio.json"
+    path.write_text(json.dumps({**doc, "base_model": str(base)}))
+    server = start_router(portfolio=str(path))
+    with channel_to(server) as channel:
+        from palm.router.v1 import router_pb2_grpc as pb_grpc
+
+        reply = pb_grpc.RouterStub(channel).Route(pb.RouteRequest(weights=[1, 0, 0]))
+    assert reply.member_id in {m["id"] for m in doc["members"]}
