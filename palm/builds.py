@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from palm.errors import InputError, NotFound
-from palm.store import Store
+from palm.store import Store, local_folder
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,9 @@ def prepare(spec, store: Store, build: str | None = None) -> str:
     base = ensure_base_model(spec, store)
     record = {"build": build, "base_model": base, "spec": spec.to_dict()}
     store.write_json(spec_path(build), record, exclusive=True)
-    store.write_json(policies_path(build), plan_policies(spec), exclusive=True)
-    log.info("build %s: prepared, %d policies", build, len(plan_policies(spec)))
+    policies = plan_policies(spec)
+    store.write_json(policies_path(build), policies, exclusive=True)
+    log.info("build %s: prepared, %d policies", build, len(policies))
     return build
 
 
@@ -133,13 +134,7 @@ def load_spec(store: Store, build: str):
 
 def base_model_dir(store: Store, build: str) -> str:
     """A local folder holding the build's base model."""
-    location = load_record(store, build)["base_model"]
-    if os.path.isdir(location):
-        return location
-    from palm.store import open_location
-
-    parent, name = open_location(location)
-    return parent.local_dir(name)
+    return local_folder(load_record(store, build)["base_model"], published=False)
 
 
 def load_policies(store: Store, build: str) -> list[dict[str, Any]]:
