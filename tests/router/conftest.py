@@ -7,7 +7,6 @@ five seeded LoRA adapters (services/router/tiny.py), built once per session.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from realparts import RedisServer
 
 from palm.router.v1 import router_pb2_grpc as pb_grpc
 from services.router.config import RouterConfig
@@ -111,43 +111,17 @@ def stub(router) -> Iterator[pb_grpc.RouterStub]:
         yield pb_grpc.RouterStub(channel)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """A private redis-server on a free port, never the default 6379."""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not on PATH")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
     try:
-        wait_until(up, "redis-server to answer", timeout=20)
-        yield url
+        yield server.url
     finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=20)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
